@@ -1,0 +1,1 @@
+"""One module per ``autodrive`` sub-command; each exposes a click ``command``."""

@@ -1,0 +1,20 @@
+"""A sub-command that is named in the CLI but not built yet."""
+
+import click
+
+from autodrive.errors import NotAvailableError
+
+
+def placeholder(name: str, summary: str) -> click.Command:
+    """Return a command that exits non-zero saying ``name`` is not available yet."""
+
+    @click.command(
+        name=name,
+        help=f"{summary} (not available yet in this version).",
+        context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    )
+    @click.argument("args", nargs=-1, type=click.UNPROCESSED)
+    def command(args: tuple[str, ...]) -> None:
+        raise NotAvailableError(f"'autodrive {name}' is not available yet in this version")
+
+    return command

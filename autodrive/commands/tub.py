@@ -1,0 +1,5 @@
+"""`autodrive tub`: Inspect, clean and convert recorded tubs."""
+
+from autodrive.commands._placeholder import placeholder
+
+command = placeholder("tub", "Inspect, clean and convert recorded tubs")
