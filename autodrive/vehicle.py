@@ -85,13 +85,13 @@ class PartTiming:
         return {
             "count": count,
             "mean_s": total / count,
-            "p50_s": _percentile(window, 50),
-            "p99_s": _percentile(window, 99),
+            "p50_s": percentile(window, 50),
+            "p99_s": percentile(window, 99),
             "max_s": peak,
         }
 
 
-def _percentile(ordered: list[float], percent: float) -> float:
+def percentile(ordered: list[float], percent: float) -> float:
     if not ordered:
         return 0.0
     rank = min(len(ordered) - 1, max(0, math.ceil(percent / 100 * len(ordered)) - 1))

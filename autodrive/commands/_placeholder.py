@@ -2,11 +2,12 @@
 
 import click
 
+from autodrive.commands._common import AppContext, common_options
 from autodrive.errors import NotAvailableError
 
 
 def placeholder(name: str, summary: str) -> click.Command:
-    """Return a command that exits non-zero saying ``name`` is not available yet."""
+    """Return a command that checks the config, then exits non-zero saying it is not available yet."""
 
     @click.command(
         name=name,
@@ -14,7 +15,9 @@ def placeholder(name: str, summary: str) -> click.Command:
         context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
     )
     @click.argument("args", nargs=-1, type=click.UNPROCESSED)
-    def command(args: tuple[str, ...]) -> None:
+    @common_options
+    def command(app: AppContext, args: tuple[str, ...]) -> None:
+        app.config()
         raise NotAvailableError(f"'autodrive {name}' is not available yet in this version")
 
     return command

@@ -1,0 +1,5 @@
+"""Allow ``python -m autodrive``."""
+
+from autodrive.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Parts of the drive loop: cameras, actuators, web controller, recorder, pilot, safety."""

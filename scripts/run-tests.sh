@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Install everything the test suite needs, then run it.
+#
+# Debian or Ubuntu: the OS packages come from apt (sudo is used when not
+# root): Chromium for the browser tests, rsync and OpenSSH for sync, the
+# linter ShellCheck and systemd for the install script and the service unit.
+# Python packages come from the project's [dev] extra. Extra arguments go
+# to pytest, e.g. `bash scripts/run-tests.sh -k tub`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if command -v apt-get >/dev/null 2>&1; then
+    SUDO=""
+    if [ "$(id -u)" -ne 0 ]; then
+        SUDO="sudo"
+    fi
+    echo "installing OS packages (chromium rsync openssh shellcheck systemd tmux)"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq \
+        chromium rsync openssh-server openssh-client shellcheck systemd tmux >/dev/null
+else
+    echo "apt-get not found: install chromium, rsync, openssh, shellcheck and systemd yourself" >&2
+fi
+
+echo "installing autodrive with its test dependencies"
+python3 -m pip install -q -e '.[dev]'
+
+exec python3 -m pytest "$@"
