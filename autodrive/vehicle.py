@@ -117,7 +117,7 @@ class PartEntry:
 
 @dataclass
 class StopReport:
-    """How a drive loop ended."""
+    """The outcome of a drive loop: clean or not, why, and its counters."""
 
     clean: bool
     reason: str
