@@ -110,7 +110,7 @@ BAD_CAR_FILES = [
     ("camera:\n  type: webcam\n", "camera.type must be one of auto, sim, picamera2, opencv, replay, got 'webcam'"),
     ("drive:\n  mode: locl\n", "drive.mode must be one of user, local_angle, local, got 'locl' (did you mean 'local'?)"),
     ("camera:\n  vflip: yes please\n", "camera.vflip must be true or false, got 'yes please'"),
-    ("web:\n  port: 0\n", "web.port must be a whole number from 1 to 65535 (port), got 0"),
+    ("web:\n  port: 70000\n", "web.port must be a whole number from 0 to 65535 (port), got 70000"),
     ("drive:\n  max_throttle: .nan\n", "drive.max_throttle must be a number from 0 to 1 (fraction), got nan"),
     ("drive:\n  max_throttle: true\n", "drive.max_throttle must be a number from 0 to 1 (fraction), got True"),
     ("steering:\n  left_us: 3000\n", "steering.left_us must be a whole number from 500 to 2500 (µs), got 3000"),
