@@ -7,6 +7,9 @@ mixed with ours.
 CAMERA_IMAGE = "cam/image_array"        # RGB uint8 frame, H x W x 3
 CAMERA_TIME = "cam/capture_time"        # time.monotonic() seconds when the frame was captured
 CAMERA_FRAME = "cam/frame_number"       # frame sequence number from the camera, from 0
+REPLAY_ANGLE = "replay/angle"           # user/angle recorded with the frame the replay camera outputs
+REPLAY_THROTTLE = "replay/throttle"     # user/throttle recorded with that frame
+REPLAY_INDEX = "replay/index"           # tub record index of that frame
 
 USER_ANGLE = "user/angle"               # -1 full left .. 1 full right
 USER_THROTTLE = "user/throttle"         # -1 full reverse .. 1 full forward

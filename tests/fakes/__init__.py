@@ -1,0 +1,1 @@
+"""Instrumented stand-ins for hardware (I2C bus, camera backends) used by the tests."""
