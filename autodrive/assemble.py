@@ -70,7 +70,7 @@ def build_vehicle(
     that does not fit the camera, a port in use) raises before anything
     moves, and the parts built so far are shut down.
     """
-    vehicle = vehicle or Vehicle(timing=cfg.drive.timing_report)
+    vehicle = vehicle or Vehicle(timing=cfg.drive.timing_report, stall_timeout_s=cfg.drive.stall_timeout_s)
     replay = cfg.camera.type == "replay"
     try:
         _add_parts(vehicle, cfg, model, web and not replay, record, replay)

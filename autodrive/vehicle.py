@@ -91,6 +91,10 @@ class PartTiming:
         }
 
 
+def _ignore_command(*_inputs: Any) -> None:
+    return None
+
+
 def percentile(ordered: list[float], percent: float) -> float:
     if not ordered:
         return 0.0
@@ -142,6 +146,7 @@ class Vehicle:
         clock: Callable[[], float] = time.perf_counter,
         sleep: Callable[[float], None] = time.sleep,
         timing: bool = True,
+        stall_timeout_s: float | None = None,
     ):
         self.mem = Memory()
         self.parts: list[PartEntry] = []
@@ -157,6 +162,9 @@ class Vehicle:
         self._started = False
         self._shut_down = False
         self._shutdown_failed = False
+        self.stall_timeout_s = stall_timeout_s
+        self._heartbeat = time.monotonic()
+        self._stalled_reason = ""
 
     # -- building ------------------------------------------------------------
 
@@ -246,8 +254,11 @@ class Vehicle:
             self._start_threads()
             log.info("drive loop started: %d parts at %s", len(self.parts), f"{rate_hz:g} Hz" if rate_hz else "full speed")
             self._loop(rate_hz, max_loops)
-            reason = self._stop_reason or (f"reached max_loops={max_loops}" if max_loops else "loop ended")
-            report = StopReport(True, reason, self.loops, self.overruns)
+            if self._stalled_reason:
+                report = StopReport(False, self._stalled_reason, self.loops, self.overruns)
+            else:
+                reason = self._stop_reason or (f"reached max_loops={max_loops}" if max_loops else "loop ended")
+                report = StopReport(True, reason, self.loops, self.overruns)
         except KeyboardInterrupt:
             report = StopReport(True, "interrupted (Ctrl-C)", self.loops, self.overruns)
         except Exception as error:  # any part's failure ends the drive, safely
@@ -289,6 +300,7 @@ class Vehicle:
         rate_mark_loops = 0
 
         while not self._stop_event.is_set():
+            self._heartbeat = time.monotonic()
             started = clock()
             record_error(started - deadline)
             for entry in threaded:
@@ -297,6 +309,8 @@ class Vehicle:
 
             self.run_once()
             self.loops += 1
+            if self.loops == 1:
+                self._start_stall_watchdog()
 
             if self.loops % 1024 == 0:
                 self._compact_timings()
@@ -320,6 +334,35 @@ class Vehicle:
                         deadline = now
             else:
                 deadline = clock()
+
+    def _start_stall_watchdog(self) -> None:
+        if not self.stall_timeout_s or not any(entry.actuator for entry in self.parts):
+            return
+        watchdog = threading.Thread(target=self._watch_for_stalls, name="loop-watchdog", daemon=True)
+        watchdog.start()
+
+    def _watch_for_stalls(self) -> None:
+        timeout_s = self.stall_timeout_s
+        while not self._stop_event.wait(timeout_s / 4):
+            stalled_s = time.monotonic() - self._heartbeat
+            if stalled_s > timeout_s:
+                self._trip_stall_watchdog(stalled_s)
+                return
+
+    def _trip_stall_watchdog(self, stalled_s: float) -> None:
+        """Put the actuators to neutral from the watchdog thread while the loop is stuck."""
+        self._stalled_reason = (
+            f"an iteration of the drive loop has run for {stalled_s:.1f} s, longer than the "
+            f"stall timeout of {self.stall_timeout_s:g} s; a part is blocked"
+        )
+        log.critical("%s: setting actuators to neutral", self._stalled_reason)
+        for entry in self.parts:
+            if entry.actuator:
+                self._set_neutral(entry)
+                # The stuck iteration may still reach the actuator when the
+                # blocked part returns: from now on it takes no commands.
+                entry.call = _ignore_command
+        self.stop(self._stalled_reason)
 
     def _raise_thread_stopped(self, entry: PartEntry) -> None:
         if entry.thread_error is not None:

@@ -531,3 +531,59 @@ def test_signal_stops_child_cleanly(signal_number):
     assert child.returncode == 0, stderr
     assert "motors neutral" in stdout
     assert f"stopped: received {signal.Signals(signal_number).name}" in stdout
+
+
+def test_stalled_part_trips_watchdog():
+    log = []
+    release = threading.Event()
+    motors = Actuator(log, "motors")
+
+    class HangsOnThirdRun:
+        def __init__(self):
+            self.runs = 0
+
+        def run(self):
+            self.runs += 1
+            if self.runs == 3:
+                release.wait(timeout=30)
+            return 0.8
+
+    vehicle = Vehicle(timing=False, stall_timeout_s=0.2)
+    vehicle.add(HangsOnThirdRun(), outputs=["throttle"], name="pilot")
+    vehicle.add(motors, inputs=["throttle"], actuator=True)
+    # The test releases the hung part only after the watchdog has acted.
+    waiter = threading.Thread(target=lambda: (vehicle._stop_event.wait(30), release.set()))
+    waiter.start()
+
+    report = vehicle.start(rate_hz=100, max_loops=1000)
+    waiter.join()
+
+    assert not report.clean
+    assert "longer than the stall timeout of 0.2 s" in report.reason
+    assert report.loops == 3
+    assert log[0] == "neutral motors"
+    # The motors ran twice before the stall and took no command after it.
+    assert motors.calls == [(0.8,), (0.8,)]
+
+
+def test_slow_first_iteration_does_not_trip_watchdog():
+    motors = Actuator(name="motors")
+
+    class SlowStart:
+        def __init__(self):
+            self.runs = 0
+
+        def run(self):
+            self.runs += 1
+            if self.runs == 1:
+                time.sleep(1.0)
+            return 0.1
+
+    vehicle = Vehicle(timing=False, stall_timeout_s=0.5)
+    vehicle.add(SlowStart(), outputs=["throttle"])
+    vehicle.add(motors, inputs=["throttle"], actuator=True)
+
+    report = vehicle.start(rate_hz=100, max_loops=20)
+
+    assert report.clean
+    assert len(motors.calls) == 20
