@@ -17,6 +17,7 @@ import logging
 import os
 import platform
 import statistics
+import subprocess
 import time
 
 from autodrive.vehicle import PartTiming, Vehicle, percentile
@@ -88,6 +89,43 @@ def measure_timing_error(seconds: float, rate_hz: float) -> None:
     )
 
 
+DONKEY_SNIPPET = """
+import logging, sys, time
+logging.disable(logging.CRITICAL)
+from donkeycar.vehicle import Vehicle
+
+class Passthrough:
+    def run(self, value):
+        return value
+
+loops, repeats, parts = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+best = float("inf")
+for _ in range(repeats):
+    vehicle = Vehicle()
+    vehicle.mem["channel/0"] = 1
+    for number in range(parts):
+        vehicle.add(Passthrough(), inputs=[f"channel/{number}"], outputs=[f"channel/{number + 1}"])
+    started = time.perf_counter()
+    vehicle.start(rate_hz=1e9, max_loop_count=loops)
+    best = min(best, (time.perf_counter() - started) / loops / parts)
+import donkeycar
+print(donkeycar.__version__, best)
+"""
+
+
+def measure_donkey(python: str, loops: int, repeats: int) -> None:
+    """Time Donkey Car's own Vehicle the same way, in another interpreter that has donkeycar."""
+    result = subprocess.run(
+        [python, "-c", DONKEY_SNIPPET, str(loops), str(repeats), str(PARTS)],
+        capture_output=True, text=True, check=True,
+    )
+    version, seconds = result.stdout.split()[-2:]
+    print(
+        f"Donkey Car {version} Vehicle: {float(seconds) * 1e6:.3f} µs per part per iteration "
+        f"(same parts, rate_hz=1e9 so it never sleeps, best of {repeats} runs)"
+    )
+
+
 def cpu_model() -> str:
     """Return the CPU model name from /proc/cpuinfo, where Linux provides it."""
     try:
@@ -105,11 +143,15 @@ def main() -> None:
     parser.add_argument("--loops", type=int, default=200_000, help="iterations per overhead run")
     parser.add_argument("--repeats", type=int, default=5, help="overhead runs; the best is reported")
     parser.add_argument("--seconds", type=float, default=30.0, help="length of the 50 Hz timing run")
+    parser.add_argument("--donkey-python", metavar="PYTHON",
+                        help="a Python interpreter with donkeycar installed, to time Donkey Car's Vehicle too")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
     print(f"python {platform.python_version()} on {platform.machine()}, {cpu_model()}, {os.cpu_count()} cores")
     measure_overhead(args.loops, args.repeats)
+    if args.donkey_python:
+        measure_donkey(args.donkey_python, args.loops, args.repeats)
     measure_timing_error(args.seconds, 50.0)
 
 
