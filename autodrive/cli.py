@@ -14,7 +14,7 @@ import sys
 import click
 
 from autodrive import __version__
-from autodrive.commands._common import AppContext, common_options, merge_common
+from autodrive.commands._common import AppContext, common_options, merge_common, shared_option_flags
 from autodrive.errors import AutodriveError, ConfigError
 
 __all__ = ["AppContext", "cli", "common_options", "main"]
@@ -26,11 +26,7 @@ EXIT_USAGE = 2
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="autodrive")
-@click.option("--car", "car", type=click.Path(file_okay=False), default=None,
-              help="Car folder holding myconfig.yaml, data/ and models/ (default: current folder).")
-@click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE",
-              help="Override one config value; may be given several times.")
-@click.option("-v", "--verbose", count=True, help="Log more detail; -vv for debug output.")
+@shared_option_flags
 @click.pass_context
 def cli(ctx: click.Context, car: str | None, overrides: tuple[str, ...], verbose: int) -> None:
     """Drive, record, train and simulate small self-driving RC cars.

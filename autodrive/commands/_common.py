@@ -37,14 +37,20 @@ def merge_common(ctx: click.Context, car: str | None, overrides: tuple[str, ...]
     return app
 
 
+def shared_option_flags(function: Callable[..., Any]) -> Callable[..., Any]:
+    """Add the click options ``--car``, ``--set`` and ``-v`` to ``function``."""
+    function = click.option("-v", "--verbose", count=True, help="Log more detail; -vv for debug output.")(function)
+    function = click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE",
+                            help="Override one config value; may be given several times.")(function)
+    function = click.option("--car", "car", type=click.Path(file_okay=False), default=None,
+                            help="Car folder holding myconfig.yaml, data/ and models/ (default: current folder).")(function)
+    return function
+
+
 def common_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """Add ``--car``, ``--set`` and ``-v`` to a sub-command and pass the AppContext first."""
 
-    @click.option("--car", "car", type=click.Path(file_okay=False), default=None,
-                  help="Car folder holding myconfig.yaml, data/ and models/ (default: current folder).")
-    @click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE",
-                  help="Override one config value; may be given several times.")
-    @click.option("-v", "--verbose", count=True, help="Log more detail; -vv for debug output.")
+    @shared_option_flags
     @click.pass_context
     @functools.wraps(command)
     def wrapper(ctx: click.Context, car: str | None, overrides: tuple[str, ...], verbose: int, **kwargs: Any) -> Any:
