@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from autodrive.cli import AppContext, common_options
+from autodrive.commands._common import AppContext, common_options
 
 log = logging.getLogger(__name__)
 

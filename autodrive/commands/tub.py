@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from autodrive.cli import common_options
+from autodrive.commands._common import common_options
 
 TUB_PATH = click.Path(exists=True, file_okay=False, path_type=Path)
 
