@@ -303,6 +303,13 @@ def _flatten(data: Any, source: str) -> dict[str, Any]:
         if not isinstance(keys, dict):
             if section in sections:
                 raise ConfigError(f"{source}: section {section!r} must contain 'key: value' lines, got {keys!r}")
+            owners = sorted(name for name in schema() if name.split(".")[1] == section)
+            if owners:
+                raise ConfigError(
+                    f"{source}: unknown section {section!r}; {section!r} is a key of "
+                    f"{' and '.join(name.split('.')[0] for name in owners)}, so indent it under that section "
+                    f"(for example '{owners[0].split('.')[0]}:' then '  {section}: ...')"
+                )
             raise ConfigError(f"{source}: unknown section {section!r}{_closest(str(section), sections)}")
         for key, value in keys.items():
             flat[f"{section}.{key}"] = value

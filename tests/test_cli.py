@@ -57,7 +57,7 @@ def test_createcar_makes_folders_and_config(tmp_path):
     assert load_config(car).values == load_config(tmp_path / "empty").values
     for name in schema():
         key = name.split(".")[1]
-        assert f"# {key}:" in text, f"{name} is missing from the generated myconfig.yaml"
+        assert f"  # {key}:" in text, f"{name} is missing from the generated myconfig.yaml"
 
 
 def test_createcar_uncommented_key_takes_effect(tmp_path):
@@ -65,7 +65,7 @@ def test_createcar_uncommented_key_takes_effect(tmp_path):
     config_file = car / "myconfig.yaml"
     text = config_file.read_text(encoding="utf-8")
 
-    config_file.write_text(text.replace("# loop_hz: 20", "  loop_hz: 35", 1), encoding="utf-8")
+    config_file.write_text(text.replace("# loop_hz: 20", "loop_hz: 35", 1), encoding="utf-8")
 
     assert load_config(car).drive.loop_hz == 35
     assert isinstance(yaml.safe_load(config_file.read_text(encoding="utf-8")), dict)

@@ -117,6 +117,7 @@ BAD_CAR_FILES = [
     ("steering:\n  left_us: 1100\n  right_us: 1100\n", "steering.left_us and steering.right_us are both 1100 µs"),
     ("throttle:\n  neutral_us: 2200\n", "throttle.neutral_us = 2200 µs is not between"),
     ("camra: 20\n", "unknown section 'camra' (did you mean 'camera'?)"),
+    ("camera:\nwidth: 320\n", "unknown section 'width'; 'width' is a key of camera, so indent it under that section"),
     ("drive: 20\n", "section 'drive' must contain 'key: value' lines, got 20"),
     ("- drive\n- camera\n", "expected sections of 'key: value' lines, found list"),
     ("drive:\n  loop_hz: 20\n   mode: user\n", "invalid YAML"),

@@ -19,8 +19,9 @@ CAR_FOLDERS = ("data", "models", "logs")
 def commented_config() -> str:
     """Return default.yaml with every key commented out, as a car's starting myconfig.yaml."""
     lines = [
-        "# Car configuration. Uncomment a key and change its value to override the",
-        "# default; every key and its allowed values are listed below.",
+        "# Car configuration. To override a default, delete the '# ' before a key",
+        "# (keep the key indented under its section) and change its value. Every",
+        "# key is listed below with its allowed values.",
         "",
     ]
     for line in (config_dir() / "default.yaml").read_text(encoding="utf-8").splitlines():
@@ -28,8 +29,9 @@ def commented_config() -> str:
         if not stripped or stripped.startswith("#"):
             continue
         if line.startswith(" "):
-            # Keys are commented out; removing the '#' gives a valid YAML line.
-            lines.append("#" + line[1:])
+            # Keys are commented out but keep their indentation, so deleting
+            # "# " leaves the key correctly placed under its section.
+            lines.append("  # " + line.strip())
         else:
             lines.append("")
             lines.append(line)
