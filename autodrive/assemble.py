@@ -83,6 +83,7 @@ def build_vehicle(
 
 
 def _add_parts(vehicle: Vehicle, cfg: Any, model: str | Path | None, web: bool, record: bool, replay: bool) -> None:
+    from autodrive.parts.actuator import add_drivetrain
     from autodrive.parts.cameras import create_camera
 
     camera = create_camera(cfg, on_end=vehicle.stop) if replay else create_camera(cfg)
@@ -94,14 +95,14 @@ def _add_parts(vehicle: Vehicle, cfg: Any, model: str | Path | None, web: bool, 
         vehicle.add(ReplayLabels(), inputs=[ch.REPLAY_ANGLE, ch.REPLAY_THROTTLE],
                     outputs=[ch.USER_ANGLE, ch.USER_THROTTLE, ch.RECORDING], name="replay-labels")
 
-    controller = None
+    model_path = model if model is not None else cfg.pilot.model
     if web:
         from autodrive.parts.web import WebController
 
-        controller = WebController.from_config(cfg)
+        # The page offers the pilot modes only when the drive-mode part will accept them.
+        controller = WebController.from_config(cfg, has_pilot=model_path is not None)
         vehicle.add(controller, inputs=WebController.INPUTS, outputs=WebController.OUTPUTS, threaded=True, name="web")
 
-    model_path = model if model is not None else cfg.pilot.model
     pilot_part = None
     if model_path is not None:
         pilot_part = _create_pilot_part(cfg, model_path)
@@ -113,9 +114,7 @@ def _add_parts(vehicle: Vehicle, cfg: Any, model: str | Path | None, web: bool, 
                             pilot_timeout_s=cfg.pilot.timeout_s),
                 inputs=SAFETY_INPUTS, outputs=SAFETY_OUTPUTS, name="safety")
 
-    drivetrain = _create_drivetrain(cfg, replay)
-    vehicle.add(drivetrain, inputs=getattr(drivetrain, "inputs", SAFETY_OUTPUTS),
-                outputs=getattr(drivetrain, "outputs", ()), actuator=True, name="drivetrain")
+    add_drivetrain(vehicle, _create_drivetrain(cfg, replay))
 
     if record:
         channels = RECORDED + (PILOT_RECORDED if pilot_part is not None else ())

@@ -17,7 +17,7 @@
     record: $("record"), recordLabel: $("record-label"), recordCount: $("record-count"),
     maxThrottle: $("max-throttle"), maxValue: $("max-value"), pad: $("pad"), knob: $("knob"),
     take: $("take"), release: $("release"), tilt: $("tilt"), gamepad: $("gamepad"), estop: $("estop"),
-    modes: Array.from(document.querySelectorAll(".mode")),
+    modes: Array.from(document.querySelectorAll(".mode")), modeHint: $("mode-hint"),
   };
 
   // Drop the token from the address bar: the server keeps it in a cookie.
@@ -78,6 +78,7 @@
     switch (message.type) {
       case "hello":
         page.role = message.role;
+        offerModes(message.modes);
         adoptServerState(message.state);
         showRole();
         showState(message.state);
@@ -263,9 +264,19 @@
 
   // -- controls --------------------------------------------------------------
 
+  // Disables the mode buttons the car rejects: the pilot modes when no pilot model is loaded.
+  function offerModes(available) {
+    for (const button of ui.modes) {
+      const offered = available.includes(button.dataset.mode);
+      button.disabled = !offered;
+      button.title = offered ? "" : "No pilot model is loaded: start with --model";
+    }
+    ui.modeHint.hidden = ui.modes.every((button) => !button.disabled);
+  }
+
   for (const button of ui.modes) {
     button.addEventListener("click", () => {
-      if (page.role !== "driver") return;
+      if (page.role !== "driver" || button.disabled) return;
       page.mode = button.dataset.mode;
       showControls();
       sendControl({ mode: page.mode });

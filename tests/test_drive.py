@@ -6,11 +6,14 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
+import websocket
 from click.testing import CliRunner
 
 from autodrive import channels as ch
@@ -19,12 +22,17 @@ from autodrive.cli import cli
 from autodrive.compare import compare_tub
 from autodrive.config import load_config
 from autodrive.parts.pilot import load_pilot
-from autodrive.tub import open_tub
+from autodrive.tub import TubWriter, open_tub
+from autodrive.tub.record import UNUSED_INPUT
+from autodrive.web.protocol import MODES
 from test_pilot import make_linear_model
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_TUB = REPO.parent / "shared" / "data" / "tubs" / "donkeycar-track-2020"
 LOCAL_ONLY = ["--set", "web.host=127.0.0.1", "--set", "web.port=0"]
+TOKEN = "drive-test-token"
+LOCAL_WEB = ["web.host=127.0.0.1", "web.port=0", f"web.token={TOKEN}"]
+WAIT_S = 30.0  # upper bound for things that happen asynchronously; never a speed requirement
 
 
 @pytest.fixture(scope="module")
@@ -179,3 +187,135 @@ def test_replay_into_same_tub_rejected(car, tmp_path):
     shutil.copytree(SHARED_TUB, tmp_path, dirs_exist_ok=True)
     with pytest.raises(ValueError, match="must not write into the tub it plays"):
         build_vehicle(cfg, model="models/tiny.tflite")
+
+
+class RunningCar:
+    """A built Vehicle running on a thread, with a websocket client connected to its web controller."""
+
+    def __init__(self, vehicle):
+        self.vehicle = vehicle
+        self.web = find_part(vehicle, "web")
+        self.runner = threading.Thread(target=vehicle.start, kwargs={"rate_hz": 50}, daemon=True)
+        self.runner.start()
+        assert self.web.wait_ready()
+        self.socket = websocket.create_connection(f"ws://127.0.0.1:{self.web.port}/ws", timeout=WAIT_S,
+                                                  cookie=f"autodrive_token={TOKEN}", suppress_origin=True)
+        self.seq = 0
+
+    def receive(self, kind):
+        """Return the next message of ``kind``, skipping the periodic state messages."""
+        deadline = time.monotonic() + WAIT_S
+        while time.monotonic() < deadline:
+            message = json.loads(self.socket.recv())
+            if message["type"] == kind:
+                return message
+        raise AssertionError(f"no {kind} message within {WAIT_S} s")
+
+    def control(self, **fields):
+        self.seq += 1
+        self.socket.send(json.dumps({"type": "control", "seq": self.seq, **fields}))
+        return self.seq
+
+    def status(self):
+        url = f"http://127.0.0.1:{self.web.port}/status?token={TOKEN}"
+        with urllib.request.urlopen(url, timeout=WAIT_S) as response:
+            return json.loads(response.read())
+
+    def close(self):
+        self.socket.close()
+        self.vehicle.stop()
+        self.runner.join(WAIT_S)
+
+
+def test_simulator_publishes_telemetry(tmp_path):
+    cfg = load_config(tmp_path, ["drive.max_loops=3"])
+    vehicle = build_vehicle(cfg, web=False, record=False)
+    report = vehicle.start(rate_hz=None, max_loops=cfg.drive.max_loops)
+    memory = vehicle.mem
+
+    assert report.clean
+    assert isinstance(memory[ch.SIM_SPEED], float)
+    assert isinstance(memory[ch.SIM_CTE], float)
+    assert isinstance(memory[ch.SIM_LAP], int)
+    assert isinstance(memory[ch.SIM_OFF_TRACK], bool)
+
+
+def test_simulator_speed_reaches_page(tmp_path):
+    cfg = load_config(tmp_path, LOCAL_WEB)
+    car = RunningCar(build_vehicle(cfg, record=False))
+    try:
+        car.receive("hello")
+        deadline = time.monotonic() + WAIT_S
+        status = car.status()
+        while not (isinstance(status["sim_speed"], float) and status["sim_speed"] > 0):
+            assert time.monotonic() < deadline, f"sim_speed never above 0 on /status: {status}"
+            car.control(angle=0.0, throttle=0.5)
+            car.receive("ack")  # receiving also replies to the server's websocket pings
+            time.sleep(0.05)
+            status = car.status()
+        speed_mps = car.vehicle.mem[ch.SIM_SPEED]
+    finally:
+        car.close()
+
+    assert speed_mps > 0
+
+
+def test_page_without_model_offers_user_mode_only(tmp_path):
+    cfg = load_config(tmp_path, LOCAL_WEB)
+    car = RunningCar(build_vehicle(cfg, record=False))
+    try:
+        hello = car.receive("hello")
+        seq = car.control(mode="local")
+        error = car.receive("error")
+        loops = car.vehicle.loops
+        deadline = time.monotonic() + WAIT_S
+        while car.vehicle.loops < loops + 3:
+            assert time.monotonic() < deadline, "the drive loop stopped"
+            time.sleep(0.01)
+        status = car.status()
+        mode_in_force = car.vehicle.mem[ch.USER_MODE]
+    finally:
+        car.close()
+
+    assert hello["modes"] == ["user"]
+    assert error["seq"] == seq
+    assert "--model" in error["error"]
+    assert status["mode"] == "user"
+    assert mode_in_force == "user"
+
+
+def test_page_with_model_offers_pilot_modes(car):
+    cfg = load_config(car, LOCAL_WEB)
+    vehicle = build_vehicle(cfg, model="models/tiny.tflite", record=False)
+    try:
+        modes = find_part(vehicle, "web").state.modes
+    finally:
+        vehicle.shutdown()
+
+    assert modes == MODES
+
+
+def test_drive_leaves_tub_manifest_until_recording(car, tmp_path):
+    tub_path = tmp_path / "data"
+    with TubWriter(tub_path, ["user/angle"], ["float"]) as writer:
+        writer.write({"user/angle": 0.1}, block=True)
+    manifest_before = (tub_path / "manifest.json").read_text()
+    cfg = load_config(car, [f"recording.tub={tub_path}", "drive.max_loops=5"])
+
+    vehicle = build_vehicle(cfg, model="models/tiny.tflite", web=False)
+    report = vehicle.start(rate_hz=None, max_loops=cfg.drive.max_loops)
+
+    assert report.clean
+    assert vehicle.mem[ch.RECORD_COUNT] == 0
+    assert (tub_path / "manifest.json").read_text() == manifest_before
+    assert UNUSED_INPUT not in open_tub(tub_path).problems
+
+    vehicle = build_vehicle(cfg, model="models/tiny.tflite", web=False)
+    vehicle.mem[ch.RECORDING] = True  # what the page's Record button sets
+    vehicle.start(rate_hz=None, max_loops=cfg.drive.max_loops)
+    tub = open_tub(tub_path)
+
+    assert len(tub) > 1
+    assert ch.PILOT_ANGLE in tub.inputs
+    assert ch.PILOT_THROTTLE in tub.inputs
+    assert any(isinstance(record.values.get(ch.PILOT_ANGLE), float) for record in tub.records())

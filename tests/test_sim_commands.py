@@ -3,6 +3,7 @@
 import cv2
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
 from autodrive.cli import cli
 from autodrive.config import default_config
@@ -11,6 +12,7 @@ from autodrive.sim import create_sim
 from autodrive.sim.evaluate import EvaluationError, evaluate
 from autodrive.sim.expert import ExpertPilot, make_expert
 from autodrive.tub import open_tub
+from autodrive.tub.tools import summarize
 
 
 def run_cli(*args):
@@ -36,6 +38,25 @@ def test_record_writes_tub(tmp_path, capsys):
     assert max(angles) - min(angles) > 0.2
     assert all(record.values["user/mode"] == "user" for record in records)
     assert "recorded" in capsys.readouterr().out
+
+
+def test_record_stamps_simulated_time(tmp_path):
+    run_cli("sim", "record", "--car", str(tmp_path), "--minutes", "0.1", "--set", "drive.loop_hz=10")
+
+    tub = open_tub(tmp_path / "data")
+    times_ms = [record.timestamp_ms for record in tub.records()]
+    steps_ms = [later - earlier for earlier, later in zip(times_ms, times_ms[1:])]
+    summary = summarize(tub)
+    info = CliRunner().invoke(cli, ["tub", "info", str(tmp_path / "data")], catch_exceptions=False)
+
+    # 6 simulated seconds at 10 Hz: records are 100 ms apart, or a multiple where a drift was left out.
+    assert len(steps_ms) > 30
+    assert all(step > 0 and step % 100 == 0 for step in steps_ms)
+    assert times_ms[-1] - times_ms[0] < 6000
+    assert summary.frame_rate_hz == pytest.approx(10.0)
+    assert summary.timestamp_note is None
+    assert 3.0 < summary.duration_s < 6.0
+    assert "frame rate 10.0 Hz" in info.output
 
 
 def test_record_rejects_bad_track(tmp_path):

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from autodrive.tub import TubError, TubWriter, open_tub
+from autodrive.tub.record import UNUSED_INPUT
 from autodrive.tub.v2 import read_manifest, scan_catalog
 from autodrive.tub.writer import NON_FINITE_STORED
 
@@ -236,6 +237,28 @@ def test_writer_adds_new_input(tmp_path):
     assert tub.inputs == INPUTS + ["pilot/angle"]
     assert tub.record(1).values["pilot/angle"] == 0.3
     assert "pilot/angle" not in tub.record(0).values
+
+
+def test_writer_new_input_waits_for_record(tmp_path):
+    tub_path = tmp_path / "tub"
+    with TubWriter(tub_path, INPUTS, TYPES) as writer:
+        writer.write(values(), block=True)
+    manifest_before = (tub_path / "manifest.json").read_text()
+
+    writer = TubWriter(tub_path, INPUTS + ["pilot/angle"], TYPES + ["float"])
+    writer.close()
+
+    assert (tub_path / "manifest.json").read_text() == manifest_before
+    assert UNUSED_INPUT not in open_tub(tub_path).problems
+
+    with TubWriter(tub_path, INPUTS + ["pilot/angle"], TYPES + ["float"]) as writer:
+        writer.write(dict(values(), **{"pilot/angle": -0.4}), block=True)
+        wait_for(lambda: writer.count == 1)
+        assert read_manifest(tub_path).inputs == INPUTS + ["pilot/angle"]
+
+    tub = open_tub(tub_path)
+    assert tub.types == TYPES + ["float"]
+    assert tub.record(1).values["pilot/angle"] == -0.4
 
 
 def test_writer_rejects_changed_type(tmp_path):

@@ -334,6 +334,55 @@ def test_rejected_message_names_field(web):
     assert "2" in reply["error"]
 
 
+def test_pilot_modes_rejected_without_pilot():
+    web = start_web(has_pilot=False)
+    ws = connect(web)
+    try:
+        hello = receive(ws, "hello")
+        send(ws, type="control", seq=1, angle=0.3, throttle=0.2, mode="local")
+        rejected = receive(ws, "error")
+        send(ws, type="control", seq=2, mode="local_angle")
+        rejected_angle = receive(ws, "error")
+        send(ws, type="control", seq=3, angle=0.3, mode="user")
+        accepted = receive(ws, "ack")
+        status, _, body = http_get(web, f"/status?token={TOKEN}")
+    finally:
+        ws.close()
+        web.shutdown()
+
+    assert hello["modes"] == ["user"]
+    assert rejected["seq"] == 1
+    assert "no pilot model is loaded" in rejected["error"]
+    assert "--model" in rejected["error"]
+    assert rejected_angle["seq"] == 2
+    assert accepted["seq"] == 3
+    assert status == 200
+    assert json.loads(body)["mode"] == "user"
+
+
+def test_pilot_modes_offered_with_pilot(web):
+    ws = connect(web)
+    try:
+        hello = receive(ws, "hello")
+        send(ws, type="control", seq=1, mode="local")
+        receive(ws, "ack")
+    finally:
+        ws.close()
+
+    assert hello["modes"] == list(protocol.MODES)
+    assert web.run_threaded()[2] == "local"
+
+
+def test_start_mode_without_pilot_is_user():
+    cfg = default_config(web__host="127.0.0.1", web__port=0, drive__mode="local")
+    controller = create_web_controller(cfg, has_pilot=False)
+    try:
+        assert controller.state.modes == ("user",)
+        assert controller.run_threaded()[2] == "user"
+    finally:
+        controller.shutdown()
+
+
 def test_huge_message_closes_socket(web):
     ws = connect(web)
     try:

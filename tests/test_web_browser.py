@@ -59,9 +59,8 @@ def wait_for(condition, description: str, timeout_s: float = WAIT_S):
     raise AssertionError(f"timed out after {timeout_s} s waiting for {description}")
 
 
-@pytest.fixture
-def car():
-    web = WebController(host="127.0.0.1", port=0, token=TOKEN, watchdog_s=0.5)
+def run_car(has_pilot: bool):
+    web = WebController(host="127.0.0.1", port=0, token=TOKEN, watchdog_s=0.5, has_pilot=has_pilot)
     vehicle = Vehicle()
     vehicle.add(TubCamera(), outputs=[channels.CAMERA_IMAGE, channels.CAMERA_FRAME])
     vehicle.add(web, inputs=WebController.INPUTS, outputs=WebController.OUTPUTS, threaded=True)
@@ -71,6 +70,16 @@ def car():
     yield web, vehicle
     vehicle.stop()
     runner.join(WAIT_S)
+
+
+@pytest.fixture
+def car():
+    yield from run_car(has_pilot=True)
+
+
+@pytest.fixture
+def car_without_pilot():
+    yield from run_car(has_pilot=False)
 
 
 @pytest.fixture
@@ -157,6 +166,44 @@ def test_page_mode_record_and_slider(car, browser):
     wait_for(lambda: mem[channels.USER_MAX_THROTTLE] == 0.8, "maximum throttle")
     page.keyboard.down("ArrowDown")
     wait_for(lambda: mem[channels.USER_THROTTLE] == -0.8, "reverse at the new maximum")
+    page.close()
+
+
+def test_page_disables_pilot_modes_without_pilot(car_without_pilot, browser):
+    web, vehicle = car_without_pilot
+    page = browser.new_page()
+    page_errors = []
+    page.on("pageerror", lambda error: page_errors.append(str(error)))
+    page.goto(f"http://127.0.0.1:{web.port}/?token={TOKEN}")
+    page.wait_for_function("document.getElementById('role').textContent === 'driving'", timeout=WAIT_S * 1000)
+
+    assert page.locator("[data-mode=user]").is_enabled()
+    assert page.locator("[data-mode=local_angle]").is_disabled()
+    assert page.locator("[data-mode=local]").is_disabled()
+    assert "--model" in page.locator("[data-mode=local]").get_attribute("title")
+    assert page.locator("#mode-hint").is_visible()
+    assert "--model" in page.locator("#mode-hint").text_content()
+
+    page.locator("[data-mode=local]").click(force=True)
+    page.keyboard.down("ArrowUp")
+    wait_for(lambda: vehicle.mem[channels.USER_THROTTLE] == 0.5, "throttle after the click")
+    assert vehicle.mem[channels.USER_MODE] == "user"
+    assert page.locator("[data-mode=user]").get_attribute("aria-checked") == "true"
+    assert page.locator("#banner").is_hidden()
+    page.keyboard.up("ArrowUp")
+    page.close()
+    assert page_errors == []
+
+
+def test_page_offers_pilot_modes_with_pilot(car, browser):
+    web, _ = car
+    page = browser.new_page()
+    page.goto(f"http://127.0.0.1:{web.port}/?token={TOKEN}")
+    page.wait_for_function("document.getElementById('role').textContent === 'driving'", timeout=WAIT_S * 1000)
+
+    assert page.locator("[data-mode=local]").is_enabled()
+    assert page.locator("[data-mode=local_angle]").is_enabled()
+    assert page.locator("#mode-hint").is_hidden()
     page.close()
 
 

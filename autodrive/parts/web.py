@@ -51,6 +51,8 @@ class WebController:
     ``watchdog_s``: throttle goes to zero after this long without a command (default 0.5 s).
     ``video_quality``: JPEG quality of the MJPEG stream, 10..100.
     ``mode``: drive mode at start-up. ``max_throttle``: starting maximum throttle, 0..1.
+    ``has_pilot``: whether the car has a pilot model (default True); without
+    one the page offers only ``user`` mode and pilot-mode requests get an error.
     ``clock``: time source for the watchdog and ``user/command_time`` (default ``time.monotonic``).
     """
 
@@ -86,10 +88,12 @@ class WebController:
         max_throttle: float = 0.5,
         templates: Path | None = None,
         clock: Callable[[], float] = time.monotonic,
+        has_pilot: bool = True,
     ):
         self.host = host
         self.token = secrets.token_urlsafe(16) if token is None else token
-        self.state = ControlState(watchdog_s=watchdog_s, mode=mode, max_throttle=max_throttle, clock=clock)
+        self.state = ControlState(watchdog_s=watchdog_s, mode=mode, max_throttle=max_throttle, clock=clock,
+                                  has_pilot=has_pilot)
         self.hub = FrameHub(quality=video_quality)
         self.templates = Path(templates) if templates is not None else templates_dir()
         if not (self.templates / "index.html").is_file():

@@ -1,13 +1,13 @@
 """The simulator as drive-loop parts: a camera and a drivetrain sharing one SimWorld.
 
-Add the camera first and the drivetrain last (``actuator=True``), like the
-real camera and PCA9685 parts, so each frame shows the pose after the
-previous loop's commands:
+Add the camera first and the drivetrain last, like the real camera and
+PCA9685 parts, so each frame shows the pose after the previous loop's
+commands. ``autodrive.parts.actuator.add_drivetrain`` adds any drivetrain as
+the actuator and connects the simulator's outputs (``DRIVETRAIN_OUTPUTS``):
 
     vehicle.add(world.camera_part(), outputs=[CAMERA_IMAGE, CAMERA_TIME, CAMERA_FRAME])
     ...
-    vehicle.add(world.drivetrain_part(), inputs=[SAFE_ANGLE, SAFE_THROTTLE],
-                outputs=[SIM_CTE, SIM_SPEED, SIM_LAP, SIM_OFF_TRACK], actuator=True)
+    add_drivetrain(vehicle, world.drivetrain_part())
 
 Each drivetrain run advances the simulation by the world's fixed step,
 ``1 / drive.loop_hz`` (the loop period), not by the wall-clock time since the

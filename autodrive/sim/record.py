@@ -63,9 +63,15 @@ def record(
     purpose are not recorded. ``progress(sim_time_s)`` is called about once
     per simulated second. ``writer`` is a TubWriter (or anything with its
     ``write``, ``pending`` and ``error``).
+
+    Each record's ``_timestamp_ms`` is its simulated capture time: the
+    wall-clock time at the start of the run plus the simulated time of the
+    frame. Records are therefore ``1000 * world.dt_s`` ms apart, as on a car
+    whose loop runs at ``drive.loop_hz``, however fast the simulation runs.
     """
     world.reset()
     started = time.perf_counter()
+    start_ms = time.time_ns() // 1_000_000
     records = off_track_events = 0
     was_off = False
     next_report_s = 1.0
@@ -89,7 +95,7 @@ def record(
                 channels.USER_MODE: "user",
                 channels.SIM_CTE: telemetry.cte_m,
                 channels.SIM_SPEED: telemetry.speed_mps,
-            })
+            }, timestamp_ms=start_ms + round(world.time_s * 1000))
             records += 1
 
         telemetry = world.step(action.angle, action.throttle)

@@ -66,8 +66,10 @@ class TubWriter:
     after handing them on.
 
     Opening an existing tub repairs its manifests from its catalogs first.
-    New inputs are added to the manifest; an input that the tub already
-    declares with another type raises TubError.
+    An input that the tub already declares with another type raises
+    TubError. Inputs the tub does not declare yet are added to its manifest
+    just before the session's first record, so a session that records
+    nothing leaves the manifest's inputs as they were.
     """
 
     def __init__(self, path: str | os.PathLike[str], inputs: Iterable[str], types: Iterable[str],
@@ -90,6 +92,7 @@ class TubWriter:
         self._closed = False
 
         self._kinds = dict(zip(self.inputs, self.types))
+        self._new_inputs: list[tuple[str, str]] = []
         self._images_dir = self.path / v2.IMAGES_DIR
         self._open_or_create(dict(metadata or {}), max_catalog_len)
 
@@ -276,6 +279,7 @@ class TubWriter:
         self._open_catalog(self.path / manifest.paths[-1])
 
     def _merge_inputs(self, manifest: v2.Manifest) -> None:
+        """Check the writer's inputs against the tub's and note the new ones for ``_register_session``."""
         declared = dict(zip(manifest.inputs, manifest.types))
         for name, kind in zip(self.inputs, self.types):
             if name in declared and declared[name] != kind:
@@ -284,9 +288,7 @@ class TubWriter:
                     f"was given {kind!r}; record into a new tub folder or use the same type"
                 )
             if name not in declared:
-                manifest.inputs.append(name)
-                manifest.types.append(kind)
-                log.info("%s: added input %s (%s) to the manifest", self.path, name, kind)
+                self._new_inputs.append((name, kind))
 
     def _open_catalog(self, catalog_path: Path) -> None:
         self._catalog_path = catalog_path
@@ -401,12 +403,17 @@ class TubWriter:
 
     def _register_session(self) -> None:
         # Written before the first record, so that a crash cannot lead the next
-        # session to reuse this id.
+        # session to reuse this id, and no record contains an input the manifest lacks.
         sessions = dict(self._manifest.sessions)
         sessions["all_full_ids"] = list(sessions.get("all_full_ids") or []) + [self.session_id]
         sessions["last_id"] = self._session_number
         sessions["last_full_id"] = self.session_id
         with self._sync_lock:
+            for name, kind in self._new_inputs:
+                self._manifest.inputs.append(name)
+                self._manifest.types.append(kind)
+                log.info("%s: added input %s (%s) to the manifest", self.path, name, kind)
+            self._new_inputs = []
             self._manifest.manifest_metadata["sessions"] = sessions
             v2.write_manifest(self.path, self._manifest)
         self._session_registered = True

@@ -10,7 +10,7 @@ import threading
 import time
 from typing import Any, Callable
 
-from autodrive.web.protocol import MODES, Control
+from autodrive.web.protocol import MODES, PILOT_MODES, Control
 
 STATUS_FIELDS = (
     "loop_hz",
@@ -28,6 +28,9 @@ class ControlState:
 
     ``watchdog_s``: when the driving client has sent no control message for
     this long while throttle is not zero, throttle is set to zero.
+    ``has_pilot``: whether the car has a pilot model. Without one, ``modes``
+    is only ``user``, and a pilot ``mode`` at start becomes ``user`` as in
+    the drive-mode part.
     ``clock`` defaults to ``time.monotonic``; its value is what
     ``command_time`` reports.
     """
@@ -38,9 +41,13 @@ class ControlState:
         mode: str = "user",
         max_throttle: float = 0.5,
         clock: Callable[[], float] = time.monotonic,
+        has_pilot: bool = True,
     ):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+        self.modes = MODES if has_pilot else tuple(name for name in MODES if name not in PILOT_MODES)
+        if mode not in self.modes:
+            mode = "user"
         if not 0.0 <= max_throttle <= 1.0:
             raise ValueError(f"max_throttle must be from 0 to 1, got {max_throttle!r}")
         if not watchdog_s > 0:

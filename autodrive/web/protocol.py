@@ -11,7 +11,9 @@ Client to server
     - ``angle``: number from -1 (full left) to 1 (full right)
     - ``throttle``: number from -1 (full reverse) to 1 (full forward); the
       server clamps it to plus or minus ``max_throttle``
-    - ``mode``: one of ``user``, ``local_angle``, ``local``
+    - ``mode``: one of ``user``, ``local_angle``, ``local``. The two pilot
+      modes are rejected when the car has no pilot model. The ``modes`` of
+      the hello message lists the modes the car accepts.
     - ``recording``: true or false
     - ``max_throttle``: number from 0 to 1
     - ``estop``: true latches the emergency stop, false releases it
@@ -35,7 +37,8 @@ Client to server
 Server to client
 ----------------
 ``{"type": "hello", "role": "driver" | "watcher", "watchdog_s": 0.5, "modes": [...], "state": {...}}``
-    Sent once after connecting.
+    Sent once after connecting. ``modes`` lists the drive modes the car
+    accepts: ``user`` alone when no pilot model is loaded.
 ``{"type": "role", "role": "driver" | "watcher", "reason": "..."}``
     Sent when the client's role changes or a take request is rejected.
 ``{"type": "state", "state": {...}}``
@@ -65,6 +68,7 @@ from dataclasses import dataclass
 from typing import Any
 
 MODES = ("user", "local_angle", "local")
+PILOT_MODES = ("local_angle", "local")
 ROLE_DRIVER = "driver"
 ROLE_WATCHER = "watcher"
 

@@ -132,7 +132,7 @@ class WebServer:
             "hello",
             role=client.role,
             watchdog_s=self.state.watchdog_s,
-            modes=list(protocol.MODES),
+            modes=list(self.state.modes),
             state=self.state_message(),
         )
         if client.role == ROLE_WATCHER:
@@ -213,6 +213,11 @@ class WebServer:
                 client.send("ack", seq=control.seq)
                 return
             self._reject(client, control.seq, "another client is driving; only the emergency stop is accepted from watchers")
+            return
+
+        if control.mode is not None and control.mode not in self.state.modes:
+            self._reject(client, control.seq, f"mode {control.mode} needs a pilot, and no pilot model is loaded; "
+                                              "restart with 'autodrive drive --model PATH' to use it")
             return
 
         client.last_seq = control.seq
