@@ -23,6 +23,7 @@ Usage: PYTHONPATH=. python3 scripts/bench_tub.py [--records 5000] [--donkey-pyth
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import os
 import statistics
@@ -118,6 +119,28 @@ def measure_loop_calls(frames: list[np.ndarray], count: int, rate_hz: float, fol
     }
 
 
+def measure_call_floor(count: int, rate_hz: float) -> dict[str, float]:
+    """Time a trivial call (one deque append) on the same schedule, with no writer running.
+
+    After the loop sleeps between iterations, even this call runs with cold
+    caches; its figures are the floor that any part's call meets at that rate.
+    """
+    queue: collections.deque = collections.deque(maxlen=1000)
+    period_s = 1.0 / rate_hz
+    calls_ns = []
+    next_time = time.perf_counter()
+    for number in range(count):
+        begin = time.perf_counter_ns()
+        queue.append((number, time.time_ns()))
+        calls_ns.append(time.perf_counter_ns() - begin)
+        next_time += period_s
+        pause = next_time - time.perf_counter()
+        if pause > 0:
+            time.sleep(pause)
+    calls_ns.sort()
+    return {"p50_ms": statistics.median(calls_ns) / 1e6, "p99_ms": percentile(calls_ns, 0.99) / 1e6}
+
+
 def measure_donkey(python: Path, frames: list[np.ndarray], count: int, folder: Path) -> dict[str, float]:
     frames_file = folder / "frames.npz"
     np.savez(frames_file, frames=np.stack(frames))
@@ -142,6 +165,10 @@ def run_all(frames: list[np.ndarray], records: int, folder: Path, donkey_python:
         print(f"  Recorder.run at {rate_hz:,.0f} Hz ({count} calls): p50 {calls['p50_ms']:.4f} ms, "
               f"p99 {calls['p99_ms']:.4f} ms, max {calls['max_ms']:.3f} ms; "
               f"{calls['written']} written, {calls['dropped']} dropped")
+        if rate_hz == 20:
+            floor = measure_call_floor(count, rate_hz)
+            print(f"    for scale, one deque append at {rate_hz} Hz with no writer: "
+                  f"p50 {floor['p50_ms']:.4f} ms, p99 {floor['p99_ms']:.4f} ms")
 
     if donkey_python is None:
         print("  Donkey Car: skipped (no --donkey-python and no test venv)")
