@@ -314,3 +314,48 @@ def test_writer_gray16_png(tmp_path):
     stored = cv2.imread(str(tmp_path / "tub" / "images" / "0_cam_depth_.png"), cv2.IMREAD_UNCHANGED)
 
     assert np.array_equal(stored, depth)
+
+
+
+@pytest.fixture
+def fsynced_paths(monkeypatch):
+    """Record the path of every file the tub writer forces to disk."""
+    import os as os_module
+
+    import autodrive.tub.writer as writer_module
+
+    paths: list[str] = []
+    real_fsync = os_module.fsync
+
+    def recording_fsync(descriptor):
+        paths.append(os_module.readlink(f"/proc/self/fd/{descriptor}"))
+        return real_fsync(descriptor)
+
+    monkeypatch.setattr(writer_module.os, "fsync", recording_fsync)
+    return paths
+
+
+def test_writer_forces_images_before_catalog(tmp_path, fsynced_paths):
+    image = np.zeros((120, 160, 3), dtype=np.uint8)
+    writer = TubWriter(tmp_path / "tub", ["cam/image_array", "user/angle"], ["image_array", "float"])
+
+    for number in range(5):
+        assert writer.write({"cam/image_array": image, "user/angle": number / 10}, block=True)
+    writer.close()
+
+    image_syncs = [index for index, path in enumerate(fsynced_paths) if path.endswith(".jpg")]
+    catalog_syncs = [index for index, path in enumerate(fsynced_paths) if path.endswith(".catalog")]
+    assert len(image_syncs) == 5
+    assert catalog_syncs, "the catalog was never forced to disk"
+    assert max(image_syncs) < max(catalog_syncs)
+
+
+def test_writer_sync_images_off(tmp_path, fsynced_paths):
+    image = np.zeros((120, 160, 3), dtype=np.uint8)
+    writer = TubWriter(tmp_path / "tub", ["cam/image_array"], ["image_array"], sync_images=False)
+
+    assert writer.write({"cam/image_array": image}, block=True)
+    writer.close()
+
+    assert not [path for path in fsynced_paths if path.endswith(".jpg")]
+    assert [path for path in fsynced_paths if path.endswith(".catalog")]

@@ -7,8 +7,10 @@ encode the images (OpenCV releases the GIL while it encodes, so two workers
 use two cores), write the image files, and append the catalog lines in index
 order. When the queue is full the record is dropped and counted. Every
 catalog line is flushed to the operating system as it is written. A sync
-thread forces the catalog to disk every ``fsync_interval_s``, and when that
-is 0 the workers do it after each record. The sync thread also refreshes
+thread forces the new image files and then the catalog to disk every
+``fsync_interval_s``, and when that is 0 the workers do it after each
+record. A power cut therefore costs at most the records of the last
+interval (1 s by default). The sync thread also refreshes
 the manifests at most once a second. Both happen again at each new catalog
 and at close, and ``repair`` rebuilds the manifests from the catalogs after
 a crash.
@@ -63,7 +65,8 @@ class TubWriter:
     Image arrays are queued as they are, not copied, because a copy would
     double the caller's time. autodrive's camera parts hand out a new array
     per frame. Set ``copy_images`` when a part changes its arrays in place
-    after handing them on.
+    after handing them on. ``sync_images=False`` skips forcing image files
+    to disk, for tools whose recordings can be made again.
 
     Opening an existing tub repairs its manifests from its catalogs first.
     An input that the tub already declares with another type raises
@@ -75,7 +78,7 @@ class TubWriter:
     def __init__(self, path: str | os.PathLike[str], inputs: Iterable[str], types: Iterable[str],
                  metadata: Mapping[str, Any] | None = None, *, max_catalog_len: int = v2.DEFAULT_MAX_LEN,
                  jpeg_quality: int = 90, queue_size: int = 200, fsync_interval_s: float = 1.0,
-                 workers: int = 2, copy_images: bool = False):
+                 workers: int = 2, copy_images: bool = False, sync_images: bool = True):
         self.path = Path(path).expanduser()
         self.inputs = list(inputs)
         self.types = list(types)
@@ -84,6 +87,7 @@ class TubWriter:
         self.jpeg_quality = int(jpeg_quality)
         self.fsync_interval_s = float(fsync_interval_s)
         self.copy_images = copy_images
+        self.sync_images = sync_images
         self.problems: Counter = Counter()
         self.error: BaseException | None = None
         self.count = 0
@@ -108,6 +112,10 @@ class TubWriter:
         # Held while the catalog file is synced, switched or closed, and while a
         # manifest is written. Taken after _commit_lock, never before it.
         self._sync_lock = threading.Lock()
+        # Image files written since the last sync; the sync thread fsyncs them
+        # before the catalog, so a synced catalog line has its image on disk.
+        self._unsynced_images: list[Path] = []
+        self._unsynced_lock = threading.Lock()
         self._stop_sync = threading.Event()
         self._last_manifest = time.monotonic()
         self._threads = [
@@ -194,6 +202,7 @@ class TubWriter:
             log.error("%s: the tub writer threads did not finish within %.0f s; "
                       "the catalog keeps every record written so far", self.path, CLOSE_TIMEOUT_S)
 
+        self._sync_images()
         with self._commit_lock, self._sync_lock:
             try:
                 self._sync(manifests=True)
@@ -356,11 +365,17 @@ class TubWriter:
                 return file_name
             data = encoded.data
         try:
-            descriptor = os.open(self._images_dir / file_name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            image_path = self._images_dir / file_name
+            descriptor = os.open(image_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
             try:
                 os.write(descriptor, data)
+                if self.sync_images and self.fsync_interval_s == 0:
+                    os.fsync(descriptor)
             finally:
                 os.close(descriptor)
+            if self.sync_images and self.fsync_interval_s > 0:
+                with self._unsynced_lock:
+                    self._unsynced_images.append(image_path)
         except OSError as error:
             problems.append(IMAGE_WRITE_FAILED)
             log.error("%s: failed to write %s: %s", self.path, file_name, error.strerror)
@@ -446,6 +461,7 @@ class TubWriter:
             if self.error is not None:
                 return
             manifests = time.monotonic() - self._last_manifest >= MANIFEST_INTERVAL_S
+            self._sync_images()
             try:
                 with self._sync_lock:
                     if not self._catalog_file.closed:
@@ -455,11 +471,29 @@ class TubWriter:
                     self._fail(error)
                 return
 
+    def _sync_images(self) -> None:
+        """Force the images written since the last call to disk, without holding the writer's locks."""
+        with self._unsynced_lock:
+            paths, self._unsynced_images = self._unsynced_images, []
+        failed = 0
+        for path in paths:
+            try:
+                descriptor = os.open(path, os.O_RDONLY)
+                try:
+                    os.fsync(descriptor)
+                finally:
+                    os.close(descriptor)
+            except OSError:
+                failed += 1
+        if failed:
+            self.problems["image could not be forced to disk"] += failed
+            log.warning("%s: %d image files could not be forced to disk with fsync", self.path, failed)
+
     def _sync(self, manifests: bool) -> None:
         # Called with _sync_lock held. The catalog is flushed by the workers, so
-        # fsync here covers every line counted so far.
-        # NOTE: image files are not fsynced. After a power cut, a record whose
-        # image had not reached the card is read as unusable and skipped.
+        # fsync here covers every line counted so far. The images of those lines
+        # were forced to disk just before, except for lines committed in between:
+        # after a power cut those few records may be read as unusable and skipped.
         os.fsync(self._catalog_file.fileno())
         if manifests:
             v2.write_catalog_manifest(self._catalog_path, list(self._line_lengths), self._catalog_start)
