@@ -1,5 +1,7 @@
 """Tests of `autodrive sim record` and `autodrive sim evaluate`, with real tubs and videos on disk."""
 
+import re
+
 import cv2
 import numpy as np
 import pytest
@@ -133,3 +135,20 @@ def test_evaluate_rejects_bad_pilot_output():
 def test_evaluate_cli_missing_model(tmp_path):
     with pytest.raises(AutodriveError):
         run_cli("sim", "evaluate", "--car", str(tmp_path), "--model", "models/none.tflite", "--laps", "1")
+
+
+@pytest.mark.parametrize("reset_after, expect_resets", [("1", True), ("0", False)])
+def test_evaluate_cli_reset_option(tmp_path, monkeypatch, capsys, reset_after, expect_resets):
+    import autodrive.parts.pilot as pilot_module
+
+    model = tmp_path / "circling.tflite"
+    model.write_bytes(b"not read: the loader is replaced")
+    monkeypatch.setattr(pilot_module, "load_pilot", lambda path, cfg: CirclingPilot())
+
+    run_cli("sim", "evaluate", "--car", str(tmp_path), "--model", str(model), "--laps", "1",
+            "--max-lap-s", "15", "--reset-after-s", reset_after)
+    output = capsys.readouterr().out
+
+    match = re.search(r"\((\d+) resets to the centre line\)", output)
+    assert match, output
+    assert (int(match[1]) > 0) is expect_resets

@@ -77,13 +77,17 @@ def record_command(app: AppContext, minutes: float, tub_path: str | None, seed: 
 @click.option("--video", "video_path", type=click.Path(dir_okay=False), default=None,
               help="Write the run as an mp4 video with steering and throttle drawn on it.")
 @click.option("--seed", type=click.IntRange(min=0), default=None, help="Seed instead of sim.seed.")
+@click.option("--reset-after-s", "reset_after_s", type=click.FloatRange(min=0.0), default=2.0, show_default=True,
+              help="Put a car that has been off the track this many simulated seconds back on the centre "
+                   "line, counted as a reset; 0 never puts it back.")
 @common_options
 def evaluate_command(app: AppContext, model_path: str, laps: int, max_lap_time_s: float,
-                     video_path: str | None, seed: int | None) -> None:
+                     video_path: str | None, seed: int | None, reset_after_s: float) -> None:
     """Let a trained pilot drive the simulator and report how well it keeps to the lane.
 
     The pilot steers and sets the throttle (pilot.throttle_scale applies).
-    A car off the track for 2 s is put back on the centre line and counted.
+    A car off the track for --reset-after-s seconds is put back on the
+    centre line and counted, as a person would carry it back.
     """
     from autodrive.parts.pilot import load_pilot
     from autodrive.sim import create_sim
@@ -101,7 +105,8 @@ def evaluate_command(app: AppContext, model_path: str, laps: int, max_lap_time_s
         click.echo(f"lap {lap} completed at {time_s:.1f} s", err=True)
 
     result = evaluate(world, scaled, laps, max_lap_time_s=max_lap_time_s,
-                      video_path=Path(video_path) if video_path else None, progress=lap_done)
+                      video_path=Path(video_path) if video_path else None, progress=lap_done,
+                      reset_after_s=reset_after_s or None)
     click.echo(f"model: {path}")
     click.echo(f"track: {world.track.name} ({world.track.length_m:.1f} m)")
     click.echo(result.summary())
