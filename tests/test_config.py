@@ -191,3 +191,20 @@ def test_cli_set_error_after_subcommand_exits_2(tmp_path):
     assert result.returncode == 2
     assert "drive.loop_hz must be a number from 1 to 200 (Hz), got 'fast'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+EXAMPLES = sorted((REPO / "config" / "examples").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=[path.stem for path in EXAMPLES])
+def test_example_car_config_loads(tmp_path, example):
+    (tmp_path / CAR_CONFIG_NAME).write_text(example.read_text(encoding="utf-8"), encoding="utf-8")
+
+    config = load_config(tmp_path)
+
+    overridden = [name for name, source in config.sources.items() if source == CAR_CONFIG_NAME]
+    assert overridden, f"{example.name} overrides nothing"
+
+
+def test_examples_present():
+    assert len(EXAMPLES) >= 3
