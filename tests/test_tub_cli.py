@@ -92,7 +92,18 @@ def test_parse_ranges_forms():
     assert parse_ranges(":2", end=20) == {0, 1}
 
 
+def test_info_empty_folder_says_no_recordings(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "autodrive", "tub", "info", str(tmp_path)],
+                            capture_output=True, text=True, cwd=REPO, timeout=120)
+
+    assert result.returncode == 1
+    assert "no recordings yet" in result.stderr
+    assert "autodrive sim record" in result.stderr
+
+
 def test_info_not_a_tub_message(tmp_path):
+    (tmp_path / "notes.txt").write_text("hello")
+
     result = subprocess.run([sys.executable, "-m", "autodrive", "tub", "info", str(tmp_path)],
                             capture_output=True, text=True, cwd=REPO, timeout=120)
 

@@ -176,6 +176,11 @@ def open_tub(path: str | os.PathLike[str], check_images: bool = True) -> Tub:
         tub = _open_v2(tub_path, check_images)
     elif legacy.looks_like_legacy(tub_path):
         tub = _open_legacy(tub_path, check_images)
+    elif not any(not is_junk_name(entry.name) for entry in os.scandir(tub_path)):
+        raise TubError(
+            f"{tub_path}: no recordings yet (the folder is empty); record with 'autodrive drive' "
+            f"(press Record on the driving page) or 'autodrive sim record'"
+        )
     else:
         raise TubError(
             f"{tub_path}: not a tub (no manifest.json for Tub v2, no meta.json or record_N.json "
