@@ -239,8 +239,10 @@ class Vehicle:
     ) -> StopReport:
         """Run the loop until stopped, then shut down; return how it ended.
 
-        ``rate_hz`` of None or 0 runs as fast as possible. ``max_loop_count``
-        and ``verbose`` are accepted for Donkey Car compatibility.
+        ``rate_hz`` of None or 0 runs as fast as possible. With
+        ``handle_signals`` (main thread only), SIGTERM and SIGINT stop the loop
+        and SIGUSR1 logs the per-part timing so far. ``max_loop_count`` and
+        ``verbose`` are accepted for Donkey Car compatibility.
         """
         if max_loops is None:
             max_loops = max_loop_count
@@ -264,11 +266,14 @@ class Vehicle:
         except Exception as error:  # any part's failure ends the drive, safely
             log.error("drive loop stopped by an error: %s", error, exc_info=not isinstance(error, PartError))
             report = StopReport(False, str(error), self.loops, self.overruns, error)
+
+        # The signal handlers stay in place during shutdown, so a second
+        # Ctrl-C cannot interrupt the actuators on their way to neutral.
+        try:
+            self.shutdown()
         finally:
             if restore:
                 restore()
-
-        self.shutdown()
         if self._shutdown_failed and report.clean:
             report = StopReport(False, report.reason + "; a part failed to shut down", report.loops, report.overruns)
         log.info("drive loop stopped after %d loops (%s)", report.loops, report.reason)
@@ -420,12 +425,19 @@ class Vehicle:
 
         def on_signal(number: int, _frame: Any) -> None:
             name = signal.Signals(number).name
-            if self._stop_event.is_set() and number == signal.SIGINT:
-                raise KeyboardInterrupt
+            if self._stop_event.is_set():
+                log.info("received %s while already stopping; the motors go to neutral first", name)
+                return
             log.info("received %s, stopping", name)
             self.stop(f"received {name}")
 
-        previous = {number: signal.signal(number, on_signal) for number in (signal.SIGTERM, signal.SIGINT)}
+        def on_report_request(_number: int, _frame: Any) -> None:
+            log.info("part timing so far:\n%s", self.timing_report())
+
+        numbers = [signal.SIGTERM, signal.SIGINT]
+        previous = {number: signal.signal(number, on_signal) for number in numbers}
+        if hasattr(signal, "SIGUSR1"):
+            previous[signal.SIGUSR1] = signal.signal(signal.SIGUSR1, on_report_request)
 
         def restore() -> None:
             for number, handler in previous.items():

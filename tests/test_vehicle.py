@@ -587,3 +587,21 @@ def test_slow_first_iteration_does_not_trip_watchdog():
 
     assert report.clean
     assert len(motors.calls) == 20
+
+
+def test_sigusr1_logs_timing_while_driving():
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD_SCRIPT],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    assert child.stdout.readline().strip() == "running"
+
+    child.send_signal(signal.SIGUSR1)
+    time.sleep(0.5)
+    child.send_signal(signal.SIGTERM)
+    stdout, stderr = child.communicate(timeout=30)
+
+    assert child.returncode == 0, stderr
+    assert "part timing so far" in stderr
+    assert "Motors" in stderr.split("part timing so far")[1]
+    assert "stopped: received SIGTERM" in stdout
