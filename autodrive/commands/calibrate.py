@@ -29,7 +29,7 @@ import click
 
 from autodrive.commands._common import common_options
 from autodrive.config import CAR_CONFIG_NAME
-from autodrive.errors import ConfigError, NotAvailableError
+from autodrive.errors import ConfigError, NotAvailableError, require
 
 log = logging.getLogger(__name__)
 
@@ -264,6 +264,9 @@ def command(app: Any, channel: str) -> None:
     from autodrive.parts.actuator import create_pca9685_drivetrain
 
     cfg = app.config()
+    # Checked now rather than at saving, so a missing library does not cost
+    # the user a finished calibration.
+    require("ruamel.yaml", extra="pi")
     if not sys.stdin.isatty():
         raise NotAvailableError("'autodrive calibrate' needs an interactive terminal; run it in an ssh or local shell")
     config_file = Path(app.car_path) / CAR_CONFIG_NAME
