@@ -14,15 +14,27 @@ if command -v apt-get >/dev/null 2>&1; then
     if [ "$(id -u)" -ne 0 ]; then
         SUDO="sudo"
     fi
-    echo "installing OS packages (chromium rsync openssh shellcheck systemd tmux)"
+    echo "installing OS packages (chromium rsync openssh shellcheck systemd tmux python3-venv)"
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq \
-        chromium rsync openssh-server openssh-client shellcheck systemd tmux >/dev/null
+        chromium rsync openssh-server openssh-client shellcheck systemd tmux python3-venv >/dev/null
 else
     echo "apt-get not found: install chromium, rsync, openssh, shellcheck and systemd yourself" >&2
 fi
 
-echo "installing autodrive with its test dependencies"
-python3 -m pip install -q -e '.[dev]'
+# A Python that the OS manages (PEP 668, as on Debian 12 and Ubuntu 24.04)
+# refuses pip installs, so the tests then run in a virtual environment.
+PYTHON=python3
+if [ -z "${VIRTUAL_ENV:-}" ] && python3 -c 'import os, sys, sysconfig
+sys.exit(0 if os.path.exists(os.path.join(sysconfig.get_path("stdlib"), "EXTERNALLY-MANAGED")) else 1)'; then
+    echo "this Python is managed by the OS: using the virtual environment .venv"
+    if [ ! -x .venv/bin/python ]; then
+        python3 -m venv .venv
+    fi
+    PYTHON=.venv/bin/python
+fi
 
-exec python3 -m pytest "$@"
+echo "installing autodrive with its test dependencies"
+"$PYTHON" -m pip install -q -e '.[dev]'
+
+exec "$PYTHON" -m pytest "$@"
