@@ -163,7 +163,8 @@ class Vehicle:
         self._shut_down = False
         self._shutdown_failed = False
         self.stall_timeout_s = stall_timeout_s
-        self._heartbeat = time.monotonic()
+        # time.monotonic() when the running iteration began; None between iterations.
+        self._heartbeat: float | None = None
         self._stalled_reason = ""
 
     # -- building ------------------------------------------------------------
@@ -240,8 +241,8 @@ class Vehicle:
         """Run the loop until stopped, then shut down; return how it ended.
 
         ``rate_hz`` of None or 0 runs as fast as possible. With
-        ``handle_signals`` (main thread only), SIGTERM and SIGINT stop the loop
-        and SIGUSR1 logs the per-part timing so far. ``max_loop_count`` and
+        ``handle_signals`` (main thread only), SIGTERM, SIGINT and SIGHUP stop
+        the loop and SIGUSR1 logs the per-part timing so far. ``max_loop_count`` and
         ``verbose`` are accepted for Donkey Car compatibility.
         """
         if max_loops is None:
@@ -266,6 +267,15 @@ class Vehicle:
         except Exception as error:  # any part's failure ends the drive, safely
             log.error("drive loop stopped by an error: %s", error, exc_info=not isinstance(error, PartError))
             report = StopReport(False, str(error), self.loops, self.overruns, error)
+        except BaseException:
+            # SystemExit from a part, for example: pass it on, but with the
+            # motors at neutral rather than at their last command.
+            try:
+                self.shutdown()
+            finally:
+                if restore:
+                    restore()
+            raise
 
         # The signal handlers stay in place during shutdown, so a second
         # Ctrl-C cannot interrupt the actuators on their way to neutral.
@@ -313,6 +323,8 @@ class Vehicle:
                     self._raise_thread_stopped(entry)
 
             self.run_once()
+            # The stall watchdog times the work of an iteration, not the sleep after it.
+            self._heartbeat = None
             self.loops += 1
             if self.loops == 1:
                 self._start_stall_watchdog()
@@ -349,7 +361,10 @@ class Vehicle:
     def _watch_for_stalls(self) -> None:
         timeout_s = self.stall_timeout_s
         while not self._stop_event.wait(timeout_s / 4):
-            stalled_s = time.monotonic() - self._heartbeat
+            heartbeat = self._heartbeat
+            if heartbeat is None:
+                continue
+            stalled_s = time.monotonic() - heartbeat
             if stalled_s > timeout_s:
                 self._trip_stall_watchdog(stalled_s)
                 return
@@ -363,10 +378,10 @@ class Vehicle:
         log.critical("%s: setting actuators to neutral", self._stalled_reason)
         for entry in self.parts:
             if entry.actuator:
-                self._set_neutral(entry)
                 # The stuck iteration may still reach the actuator when the
                 # blocked part returns: from now on it takes no commands.
                 entry.call = _ignore_command
+                self._set_neutral(entry)
         self.stop(self._stalled_reason)
 
     def _raise_thread_stopped(self, entry: PartEntry) -> None:
@@ -435,6 +450,11 @@ class Vehicle:
             log.info("part timing so far:\n%s", self.timing_report())
 
         numbers = [signal.SIGTERM, signal.SIGINT]
+        if hasattr(signal, "SIGHUP"):
+            # Sent when the SSH session or terminal that started the drive
+            # closes. Left to its default, it ends the process at once, and
+            # the PWM board goes on sending the last throttle pulse.
+            numbers.append(signal.SIGHUP)
         previous = {number: signal.signal(number, on_signal) for number in numbers}
         if hasattr(signal, "SIGUSR1"):
             previous[signal.SIGUSR1] = signal.signal(signal.SIGUSR1, on_report_request)

@@ -410,6 +410,31 @@ def test_part_exception_gives_safe_shutdown_order():
     ]
 
 
+def test_system_exit_sets_neutral():
+    log = []
+    motors = Actuator(log, "motors")
+
+    class QuitsOnThirdRun:
+        def __init__(self):
+            self.runs = 0
+
+        def run(self):
+            self.runs += 1
+            if self.runs == 3:
+                sys.exit("joystick asked to quit")
+            return 0.7
+
+    vehicle = Vehicle(timing=False)
+    vehicle.add(QuitsOnThirdRun(), outputs=["throttle"])
+    vehicle.add(motors, inputs=["throttle"], actuator=True)
+
+    with pytest.raises(SystemExit, match="joystick asked to quit"):
+        vehicle.start(rate_hz=None, max_loops=10)
+
+    assert motors.calls == [(0.7,), (0.7,)]
+    assert log == ["neutral motors", "shutdown motors"]
+
+
 def test_failing_shutdown_does_not_skip_others():
     log = []
 
@@ -517,7 +542,7 @@ CHILD_SCRIPT = textwrap.dedent(
 )
 
 
-@pytest.mark.parametrize("signal_number", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("signal_number", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
 def test_signal_stops_child_cleanly(signal_number):
     child = subprocess.Popen(
         [sys.executable, "-c", CHILD_SCRIPT],
@@ -587,6 +612,19 @@ def test_slow_first_iteration_does_not_trip_watchdog():
 
     assert report.clean
     assert len(motors.calls) == 20
+
+
+def test_stall_watchdog_ignores_sleep():
+    motors = Actuator(name="motors")
+    vehicle = Vehicle(timing=False, stall_timeout_s=0.2)
+    vehicle.add(Counter(), outputs=["throttle"])
+    vehicle.add(motors, inputs=["throttle"], actuator=True)
+
+    # Each iteration takes microseconds, then the loop sleeps 0.25 s to its next deadline.
+    report = vehicle.start(rate_hz=4, max_loops=4)
+
+    assert report.clean, report.reason
+    assert motors.calls == [(1,), (2,), (3,), (4,)]
 
 
 def test_sigusr1_logs_timing_while_driving():

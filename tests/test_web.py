@@ -293,6 +293,8 @@ BAD_MESSAGES = {
     "repeated seq": {"type": "control", "seq": 10, "angle": 0.1},
     "only seq": {"type": "control", "seq": 68},
     "ping without t": {"type": "ping"},
+    "integer too long for a float": '{"type":"control","seq":69,"throttle":' + "9" * 400 + "}",
+    "ping integer too long": '{"type":"ping","t":' + "9" * 400 + "}",
 }
 
 

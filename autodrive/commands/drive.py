@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
         "Run the drive loop: camera, web joystick, pilot, safety stage, motors and recorder. "
         "Without a camera or a PCA9685 board it drives the built-in simulator. "
         "Open the printed URL (it carries the access token) on a phone or laptop to drive. "
-        "Stops on Ctrl-C or SIGTERM with the motors at neutral."
+        "Stops on Ctrl-C, SIGTERM or SIGHUP (a closed terminal) with the motors at neutral."
     ),
 )
 @click.option("--model", "model", type=click.Path(dir_okay=False), default=None,

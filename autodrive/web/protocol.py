@@ -207,7 +207,11 @@ def _number(data: dict[str, Any], name: str, seq: int | None, low: float, high: 
     value = data[name]
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ProtocolError(f"{name} must be a number, got {value!r}", seq)
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:
+        # A whole number too long for a float; JSON allows any number of digits.
+        raise ProtocolError(f"{name} must be a number that fits a float, got a whole number of {len(str(value))} digits", seq) from None
     if not math.isfinite(value):
         raise ProtocolError(f"{name} must be a finite number, got {value!r}", seq)
     if not low <= value <= high:
