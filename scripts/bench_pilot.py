@@ -3,7 +3,7 @@
 Builds the Donkey-sized ``linear`` model of ``autodrive.train.models``
 (untrained weights: latency does not depend on them), saves it as ``.keras``
 and as ``.tflite`` in float32, float16 and int8 (calibrated on real frames of
-the shared tub), then:
+the recorded track tub), then:
 
 1. runs each file through ``autodrive.parts.pilot.load_pilot`` on the real
    160x120 frames of the tub and reports p50/p99 of ``Pilot.run`` (frame
