@@ -1,9 +1,9 @@
-"""Training under tf.distribute.MirroredStrategy, on two logical CPU devices.
+"""Training paths meant for GPUs, run on the CPU: MirroredStrategy and mixed precision.
 
-No GPU is needed: TensorFlow can split the CPU into two logical devices, so
-the multi-device path (model built in the strategy's scope, batches split
-across replicas, checkpoint and TFLite export of the mirrored model) runs
-here the way it runs on a machine with two GPUs.
+TensorFlow can split the CPU into two logical devices. The multi-device path
+then runs here as on a machine with two GPUs: the model is built in the
+strategy's scope, batches are split across replicas, and the mirrored model
+is saved and exported. Mixed precision also runs on a CPU, only slowly.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -60,3 +61,49 @@ def test_mirrored_strategy_trains_and_exports(tmp_path):
     assert training["epochs"] == 1
     assert (models / "mirrored.keras").is_file()
     assert (models / "mirrored.tflite").is_file()
+
+
+MIXED_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    import keras
+    import tensorflow as tf
+
+    from autodrive.config import default_config
+    from autodrive.train import fit
+    from autodrive.train.trainer import plan_training, run_training
+
+    def mixed_precision_strategy(mixed_precision):
+        keras.mixed_precision.set_global_policy("mixed_float16")
+        return tf.distribute.get_strategy()
+
+    fit.choose_strategy = mixed_precision_strategy
+    config = default_config(training__batch_size=64)
+    plan = plan_training(config, tubs=[sys.argv[1]], model_type="linear", name="mixed",
+                         models_dir=sys.argv[2], epochs=1, progress=0)
+    sidecar = run_training(plan)
+    print(json.dumps(sidecar["training"]["metrics"]))
+    """
+)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not REAL_TUB.is_dir(), reason=f"real tub not found at {REAL_TUB}")
+def test_mixed_precision_model_exports_float32(tmp_path):
+    models = tmp_path / "models"
+
+    result = subprocess.run(
+        [sys.executable, "-c", MIXED_SCRIPT, str(REAL_TUB), str(models)],
+        capture_output=True, text=True, cwd=REPO, timeout=600,
+    )
+
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads(result.stdout.strip().splitlines()[-1])
+    assert np.isfinite(metrics["val_angle_mae"])
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(models / "mixed.tflite"))
+    runner = interpreter.get_signature_runner()
+    outputs = runner(img_in=np.zeros((1, 120, 160, 3), dtype=np.float32))
+    assert set(outputs) == {"angle", "throttle"}
+    assert all(value.dtype == np.float32 for value in outputs.values())

@@ -40,7 +40,7 @@ def convert_to_tflite(
     (int8 weights and activations calibrated on ``representative``: model
     inputs by name, one row per frame, with float32 kept at the interface).
     """
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter = tf.lite.TFLiteConverter.from_keras_model(as_float32(model))
     if quantize == "float16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
@@ -63,6 +63,43 @@ def convert_to_tflite(
     path.write_bytes(flat_buffer)
     log.info("wrote %s (%.1f KiB%s)", path, len(flat_buffer) / 1024, f", {quantize}" if quantize else "")
     return len(flat_buffer)
+
+
+def as_float32(model: keras.Model) -> keras.Model:
+    """Return ``model`` itself, or a float32 copy with its weights if it computes in float16.
+
+    A model trained with mixed precision runs its convolutions in float16,
+    which TFLite's built-in operators do not accept ("'tf.Conv2D' op is
+    neither a custom op nor a flex op"). Its weights are stored in float32,
+    so a copy built with the float32 policy takes them unchanged.
+    """
+    if all(_compute_dtype(layer) in ("float32", None) for layer in model.layers):
+        return model
+    config = _with_float32_policy(model.get_config())
+    copy = model.__class__.from_config(config)
+    copy.set_weights(model.get_weights())
+    log.info("exporting the mixed-precision model as float32 for TFLite")
+    return copy
+
+
+def _compute_dtype(layer: keras.layers.Layer) -> str | None:
+    policy = getattr(layer, "dtype_policy", None)
+    return getattr(policy, "compute_dtype", None)
+
+
+def _with_float32_policy(config):
+    """Return a copy of a Keras config with every mixed-precision policy set to float32."""
+    if isinstance(config, dict):
+        if config.get("class_name") == "DTypePolicy" and isinstance(config.get("config"), dict):
+            name = config["config"].get("name", "")
+            if name.startswith("mixed_"):
+                return {**config, "config": {**config["config"], "name": "float32"}}
+        return {key: _with_float32_policy(value) for key, value in config.items()}
+    if isinstance(config, list):
+        return [_with_float32_policy(item) for item in config]
+    if config in ("mixed_float16", "mixed_bfloat16"):
+        return "float32"
+    return config
 
 
 def _representative_rows(inputs: dict[str, np.ndarray]) -> Iterator[dict[str, np.ndarray]]:
