@@ -31,7 +31,7 @@ PAIRS = (
 
 
 class CompareError(AutodriveError, ValueError):
-    """A tub cannot be compared: it holds no pilot outputs."""
+    """A tub cannot be compared because it contains no pilot outputs."""
 
 
 @dataclass
@@ -58,7 +58,7 @@ def compare_tub(path: str | Path) -> list[ChannelError]:
     missing = [pilot for _, pilot, _ in PAIRS if pilot not in tub.inputs]
     if missing:
         raise CompareError(
-            f"tub {tub.path} has no {' or '.join(missing)} channel, so it holds no pilot outputs to compare; "
+            f"tub {tub.path} has no {' or '.join(missing)} channel, so it contains no pilot outputs to compare; "
             "record one by replaying a tub with 'autodrive drive --model MODEL --set camera.type=replay "
             "--set camera.replay_tub=TUB --set recording.tub=OTHER_TUB'"
         )

@@ -20,9 +20,9 @@ from autodrive import channels
 from autodrive.config import default_config
 from autodrive.errors import PartError
 from autodrive.parts.web import WebController, create_web_controller
+from autodrive.ratelimit import RateLimitedLog
 from autodrive.vehicle import Vehicle
 from autodrive.web import protocol
-from autodrive.web.server import RateLimitedLog
 
 TOKEN = "test-token-123"
 WAIT_S = 10.0  # upper bound for things that happen asynchronously; never a speed requirement
@@ -164,7 +164,7 @@ def test_url_names_host_on_all_interfaces(web):
 
 def test_rejection_log_rate_limited(caplog):
     clock = FakeClock()
-    limiter = RateLimitedLog(interval_s=1.0, clock=clock)
+    limiter = RateLimitedLog(logging.getLogger("autodrive.web.server"), interval_s=1.0, clock=clock)
     caplog.set_level(logging.WARNING, logger="autodrive.web.server")
 
     for _ in range(5):

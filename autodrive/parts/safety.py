@@ -14,6 +14,8 @@ import math
 import time
 from typing import Any, Callable
 
+from autodrive.ratelimit import RateLimitedLog
+
 log = logging.getLogger(__name__)
 
 MODES = ("user", "local_angle", "local")
@@ -21,28 +23,6 @@ PILOT_MODES = ("local_angle", "local")
 
 # Repeated warnings about the same fault are logged at most this often.
 LOG_INTERVAL_S = 5.0
-
-
-class RateLimitedLog:
-    """Log a message at once, then at most once per ``interval_s`` while it repeats, with a count."""
-
-    def __init__(self, logger: logging.Logger, clock: Callable[[], float], interval_s: float = LOG_INTERVAL_S):
-        self.logger = logger
-        self.clock = clock
-        self.interval_s = interval_s
-        self._last_s: dict[str, float] = {}
-        self._suppressed: dict[str, int] = {}
-
-    def warning(self, key: str, message: str, *args: Any) -> None:
-        now = self.clock()
-        last = self._last_s.get(key)
-        if last is not None and now - last < self.interval_s:
-            self._suppressed[key] = self._suppressed.get(key, 0) + 1
-            return
-        repeats = self._suppressed.pop(key, 0)
-        suffix = f" ({repeats} more since the last report)" if repeats else ""
-        self._last_s[key] = now
-        self.logger.warning(message + suffix, *args)
 
 
 class DriveMode:
@@ -144,7 +124,7 @@ class SafetyStage:
         self.clock = clock
         self.estop_latched = False
         self.stop_reason: str | None = None
-        self._log = RateLimitedLog(log, clock)
+        self._log = RateLimitedLog(log, LOG_INTERVAL_S, clock)
 
     def run(
         self,
@@ -220,7 +200,7 @@ class SafetyStage:
             return
         # "no command" is the normal state before anyone drives; log it quietly.
         if reason is not None and reason != "no command":
-            log.info("safety stage holds throttle at 0: %s", reason)
+            log.info("safety stage keeps throttle at 0: %s", reason)
         elif reason is None and self.stop_reason is not None:
             log.info("safety stage passes commands again")
         self.stop_reason = reason

@@ -44,7 +44,7 @@ class Bins:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """What to build: the type, the cropped input size and the type's extra settings."""
+    """The model to build: its type, cropped input size and type-specific settings."""
 
     model_type: str
     height: int

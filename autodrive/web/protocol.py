@@ -27,7 +27,7 @@ Client to server
     Latency probe; the server returns ``t`` unchanged in a ``pong``.
 
 ``{"type": "take"}``
-    A watcher requests to drive. Granted when nobody drives, or when the driver has
+    A watcher requests to drive. Granted when no client drives, or when the driver has
     sent nothing for ``DRIVER_STALE_S`` seconds (a dropped phone).
 
 ``{"type": "release"}``

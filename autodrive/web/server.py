@@ -13,12 +13,13 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import tornado.iostream
 import tornado.web
 import tornado.websocket
 
+from autodrive.ratelimit import RateLimitedLog
 from autodrive.web import protocol
 from autodrive.web.control import ControlState
 from autodrive.web.protocol import ROLE_DRIVER, ROLE_WATCHER, Control, Ping, ProtocolError, Release, Take
@@ -68,28 +69,6 @@ def token_matches(candidate: str | None, token: str) -> bool:
     return hmac.compare_digest(candidate.encode("utf-8"), token.encode("utf-8"))
 
 
-class RateLimitedLog:
-    """Log a warning per key at most once per ``interval_s``, counting the ones left out."""
-
-    def __init__(self, interval_s: float = 1.0, clock: Callable[[], float] = time.monotonic):
-        self.interval_s = interval_s
-        self.clock = clock
-        self._last: dict[str, float] = {}
-        self._suppressed: dict[str, int] = {}
-
-    def warning(self, key: str, text: str, *args: Any) -> None:
-        now = self.clock()
-        if key in self._last and now - self._last[key] < self.interval_s:
-            self._suppressed[key] = self._suppressed.get(key, 0) + 1
-            return
-        suppressed = self._suppressed.pop(key, 0)
-        if suppressed:
-            text += " (%d similar messages not logged)"
-            args = (*args, suppressed)
-        self._last[key] = now
-        log.warning(text, *args)
-
-
 class WebServer:
     """The connected clients and their roles, plus the tornado application that serves them."""
 
@@ -100,7 +79,7 @@ class WebServer:
         self.templates = templates
         self.clients: set[ControlSocket] = set()
         self.driver: ControlSocket | None = None
-        self.rate_limited = RateLimitedLog()
+        self.rate_limited = RateLimitedLog(log)
 
     def application(self) -> tornado.web.Application:
         args = {"server": self}
